@@ -1,0 +1,1 @@
+"""Collaborative-filtering recommender for MovieLens: data, models, evaluation, artifacts."""
