@@ -17,6 +17,11 @@ def set_progress(enabled: bool) -> None:
     _enabled = enabled
 
 
+def progress_enabled() -> bool:
+    """Return whether progress bars are on."""
+    return _enabled
+
+
 def progress(iterable=None, **kwargs):
     """Wrap ``iterable`` in a tqdm bar unless progress bars are turned off."""
     kwargs.setdefault("leave", False)
