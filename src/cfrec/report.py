@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 
 FIGURE_DIR = "figures"
 RATING_COLUMNS = ("rmse", "mae", "accuracy", "coverage", "fit_seconds", "predict_seconds")
-RANKING_COLUMNS = ("precision@10", "recall@10", "ndcg@10", "hit@10", "catalog_coverage@10")
+RANKING_COLUMNS = ("precision@10", "recall@10", "ndcg@10", "hit@10", "coverage@10")
 
 PROTOCOL = """\
 - Split: random {test_pct:.0f} % of the ratings held out (seed {seed}); the user-item

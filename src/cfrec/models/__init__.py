@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from .base import Predictions, Recommender
+from .baseline import Baseline
+from .blend import Blend
+from .item_knn import ItemKNN
+from .mf import MatrixFactorization
+from .popular import Popularity
 from .user_cosine import UserCosine
+from .user_knn import UserKNN
 
 MODELS: dict[str, type[Recommender]] = {
-    UserCosine.name: UserCosine,
+    model.name: model
+    for model in (UserCosine, Popularity, Baseline, UserKNN, ItemKNN, MatrixFactorization, Blend)
 }
 
 

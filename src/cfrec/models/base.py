@@ -77,6 +77,8 @@ class Recommender:
     same name (as scikit-learn estimators do), implement
     ``_fit``, ``_predict_known`` and ``_score_items``, and list in
     ``state_attributes`` the fitted attributes needed to predict after loading.
+    Subclasses with hyper-parameters validate them in ``_check_params``, which
+    ``fit`` calls before touching the model.
     """
 
     name: ClassVar[str] = ""
@@ -96,6 +98,7 @@ class Recommender:
     # --- fitting -----------------------------------------------------------------
     def fit(self, train: TrainSet, random_state: int | None = None) -> Recommender:
         """Fit the model on the training matrix and return it."""
+        self._check_params()
         if train.user_items.nnz == 0:
             raise ValueError("cannot fit on an empty training set")
 
@@ -113,6 +116,9 @@ class Recommender:
         item_sums = np.asarray(user_items.sum(axis=0)).ravel()
         self.user_mean_ = _safe_divide(user_sums, user_counts, self.global_mean_)
         self.item_mean_ = _safe_divide(item_sums, item_counts, self.global_mean_)
+
+    def _check_params(self) -> None:
+        """Raise ValueError naming an invalid hyper-parameter; called first by ``fit``."""
 
     def _fit(self, train: TrainSet, rng: np.random.Generator) -> None:
         raise NotImplementedError
@@ -195,6 +201,22 @@ class Recommender:
     def _check_fitted(self) -> None:
         if not hasattr(self, "train_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(train) first")
+
+
+def check_non_negative(**values) -> None:
+    """Raise ValueError naming the first hyper-parameter that is negative or not a number."""
+    for name, value in values.items():
+        is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        if not is_number or not value >= 0:
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+
+
+def check_positive_int(**values) -> None:
+    """Raise ValueError naming the first hyper-parameter that is not a positive integer."""
+    for name, value in values.items():
+        is_integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if not is_integer or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray, default: float) -> np.ndarray:
