@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--serve", choices=sorted(MODELS), metavar="NAME", default=None,
         help="model the service serves (default: the trained model with the lowest test RMSE)",
     )
+    parser.add_argument(
+        "--rank-with", choices=sorted(MODELS), metavar="NAME", default=None,
+        help="model whose scores order /recommend (default: the trained model with the highest NDCG@10)",
+    )
     parser.add_argument("--no-ranking", action="store_true", help="skip the top-10 ranking metrics")
     parser.add_argument("--no-figures", action="store_true", help="skip outputs/report.md and the figures")
     parser.add_argument("--quiet", action="store_true", help="log warnings only and hide progress bars")
@@ -76,8 +80,9 @@ def config_from_args(args: argparse.Namespace) -> pipeline.TrainConfig:
         models = tuple(MODELS)
     else:
         models = tuple(dict.fromkeys(args.models or pipeline.DEFAULT_MODELS))
-    if args.serve is not None and args.serve not in models:
-        models = (*models, args.serve)
+    for name in (args.serve, args.rank_with):
+        if name is not None and name not in models:
+            models = (*models, name)
     return pipeline.TrainConfig(
         data_dir=args.data_dir,
         output_dir=args.output_dir,
@@ -87,6 +92,7 @@ def config_from_args(args: argparse.Namespace) -> pipeline.TrainConfig:
         seed=args.seed,
         models=models,
         serve=args.serve,
+        rank_with=args.rank_with,
         ranking=not args.no_ranking,
         figures=not args.no_figures,
     )
@@ -116,14 +122,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_table(record: dict) -> None:
-    header = f"{'model':<14}{'RMSE':>8}{'MAE':>8}{'accuracy':>10}{'fit s':>8}{'predict s':>11}"
+    columns = ("rmse", "mae", "accuracy", "ndcg@10", "hit@10", "fit_seconds", "predict_seconds")
+    header = f"{'model':<13}" + "".join(f"{column.replace('_seconds', ' s'):>11}" for column in columns)
     lines = [header, "-" * len(header)]
     for name, result in record["models"].items():
-        lines.append(
-            f"{name:<14}{result['rmse']:>8.4f}{result['mae']:>8.4f}{result['accuracy']:>10.4f}"
-            f"{result['fit_seconds']:>8.2f}{result['predict_seconds']:>11.2f}"
-        )
-    lines.append(f"served model: {record['served_model']}")
+        cells = [f"{result[column]:>11.4f}" if column in result else f"{'-':>11}" for column in columns]
+        lines.append(f"{name:<13}" + "".join(cells))
+    lines.append(f"served model: {record['served_model']}; /recommend ranks with: {record['ranker']}")
     print("\n".join(lines))
 
 

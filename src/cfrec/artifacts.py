@@ -32,6 +32,7 @@ DEFAULT_OUTPUT_DIR = Path("outputs")
 
 USER_ITEM_MATRIX_FILE = "user_item_matrix.pkl"
 MODEL_FILE = "model.pkl"
+RANKER_FILE = "ranker.pkl"
 CATALOG_FILE = "catalog.pkl"
 ITEM_NEIGHBORS_FILE = "item_neighbors.pkl"
 METADATA_FILE = "metadata.json"
@@ -55,7 +56,8 @@ class Artifacts:
     """Everything the service needs, as loaded from one training run."""
 
     train: TrainSet
-    model: Recommender
+    model: Recommender  # the rating model behind /predict
+    ranker: Recommender  # the model whose scores order /recommend (may be ``model``)
     movies: pd.DataFrame  # movie_id, title, genres for every movie in movies.dat
     user_ids: np.ndarray  # every user_id in users.dat, sorted
     item_neighbors: dict  # neighbor_index (n_items, k) int32, similarity (n_items, k) float32
@@ -71,25 +73,28 @@ def save_artifacts(
     user_ids: np.ndarray,
     item_neighbors: dict,
     metadata: dict,
+    ranker: Recommender | None = None,
     other_models: tuple[Recommender, ...] = (),
 ) -> list[Path]:
-    """Write the served model and its companions to ``output_dir``; return the paths.
+    """Write the served models and their companions to ``output_dir``; return the paths.
 
+    ``model`` goes to model.pkl and ``ranker`` (default: ``model``) to ranker.pkl.
     ``other_models`` are trained models that are not served; only their
     ``separate_files`` (e.g. user_cosine's ``user_similarity.pkl``) are written.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     record = {"format_version": FORMAT_VERSION, "metadata": metadata}
 
-    state = model.get_state()
     contents = {
         USER_ITEM_MATRIX_FILE: {**record, **train.to_state()},
         CATALOG_FILE: {**record, "movies": movies, "user_ids": np.asarray(user_ids)},
         ITEM_NEIGHBORS_FILE: {**record, **item_neighbors},
     }
-    for attribute, file_name in model.separate_files.items():
-        contents[file_name] = {**record, attribute: state["fitted"].pop(attribute)}
-    contents[MODEL_FILE] = {**record, "model": state, "separate_files": dict(model.separate_files)}
+    contents.update(_model_contents(model, MODEL_FILE, record))
+    if ranker is None or ranker is model:
+        contents[RANKER_FILE] = {**record, "same_as": MODEL_FILE}
+    else:
+        contents.update(_model_contents(ranker, RANKER_FILE, record))
     for other in other_models:
         for attribute, file_name in other.separate_files.items():
             contents.setdefault(file_name, {**record, attribute: getattr(other, attribute)})
@@ -109,6 +114,15 @@ def save_artifacts(
     for name, temporary in staged.items():
         os.replace(temporary, output_dir / name)
     return [output_dir / name for name in staged]
+
+
+def _model_contents(model: Recommender, file_name: str, record: dict) -> dict:
+    state = model.get_state()
+    contents = {}
+    for attribute, separate_name in model.separate_files.items():
+        contents[separate_name] = {**record, attribute: state["fitted"].pop(attribute)}
+    contents[file_name] = {**record, "model": state, "separate_files": dict(model.separate_files)}
+    return contents
 
 
 def write_pickle(path: Path, obj) -> None:
@@ -163,27 +177,36 @@ def load_artifacts(output_dir: Path) -> Artifacts:
     """Load the artifacts of one training run from ``output_dir``."""
     matrix = read_pickle(output_dir / USER_ITEM_MATRIX_FILE)
     model_record = read_pickle(output_dir / MODEL_FILE)
+    ranker_record = read_pickle(output_dir / RANKER_FILE)
     catalog = read_pickle(output_dir / CATALOG_FILE)
     neighbors = read_pickle(output_dir / ITEM_NEIGHBORS_FILE)
-
-    state = model_record["model"]
-    for attribute, file_name in model_record["separate_files"].items():
-        record = read_pickle(output_dir / file_name)
-        _check_same_run(model_record, record, output_dir / file_name)
-        state["fitted"][attribute] = record[attribute]
-    for record, name in ((matrix, USER_ITEM_MATRIX_FILE), (catalog, CATALOG_FILE), (neighbors, ITEM_NEIGHBORS_FILE)):
+    for record, name in (
+        (matrix, USER_ITEM_MATRIX_FILE), (ranker_record, RANKER_FILE),
+        (catalog, CATALOG_FILE), (neighbors, ITEM_NEIGHBORS_FILE),
+    ):
         _check_same_run(model_record, record, output_dir / name)
 
     train = TrainSet.from_state(matrix)
-    model = get_model_class(state["name"]).from_state(state, train)
+    model = _load_model(output_dir, model_record, train)
+    ranker = model if "same_as" in ranker_record else _load_model(output_dir, ranker_record, train)
     return Artifacts(
         train=train,
         model=model,
+        ranker=ranker,
         movies=catalog["movies"],
         user_ids=catalog["user_ids"],
         item_neighbors={key: neighbors[key] for key in ("neighbor_index", "similarity")},
         metadata=model_record["metadata"],
     )
+
+
+def _load_model(output_dir: Path, model_record: dict, train: TrainSet) -> Recommender:
+    state = model_record["model"]
+    for attribute, file_name in model_record["separate_files"].items():
+        record = read_pickle(output_dir / file_name)
+        _check_same_run(model_record, record, output_dir / file_name)
+        state["fitted"][attribute] = record[attribute]
+    return get_model_class(state["name"]).from_state(state, train)
 
 
 def _check_same_run(reference: dict, record: dict, path: Path) -> None:

@@ -29,7 +29,8 @@ from .trainset import TrainSet, train_test_split
 logger = logging.getLogger(__name__)
 
 SEED_PARITY_MODEL = "user_cosine"
-DEFAULT_MODELS = ("user_cosine",)
+# Fast enough for about 30 s end to end on ML-1M; `--all` adds the slower blend.
+DEFAULT_MODELS = ("user_cosine", "popular", "item_knn", "ease")
 SIMILAR_MOVIES_K = 100
 # The pair the original project reported (user 1, "One Flew Over the Cuckoo's Nest": 4.41).
 EXAMPLE_PAIR = (1, 1193)
@@ -47,6 +48,7 @@ class TrainConfig:
     seed: int = 42
     models: tuple[str, ...] = DEFAULT_MODELS
     serve: str | None = None
+    rank_with: str | None = None
     ranking: bool = True
     figures: bool = True
     model_params: dict[str, dict] = field(default_factory=dict)
@@ -67,7 +69,8 @@ def run_training(config: TrainConfig) -> dict:
     """Run every step and return the metrics record that is written to metrics.json.
 
     Steps: get and load the data, split, build the training matrix, fit and
-    evaluate each model and the reference baselines, pick the served model,
+    evaluate each model and the reference baselines, pick the served rating model
+    and the ranking model behind ``/recommend``,
     compute similar movies, write artifacts, metrics, report and figures.
     """
     _validate(config)
@@ -82,19 +85,25 @@ def run_training(config: TrainConfig) -> dict:
     for name in progress(config.models, desc="models", unit="model", leave=True):
         fitted[name], results[name] = fit_and_evaluate(name, train, test_ratings, config)
 
-    served = choose_served_model(results, config.serve)
+    served = choose_served_model(fitted, results, config.serve)
+    ranker = choose_ranker(fitted, results, config.rank_with, served)
     metadata = build_metadata(config, dataset, train, test_ratings, served, results[served])
+    metadata["ranker"] = ranker
     item_neighbors = compute_item_neighbors(train)
-    record = {**_split_record(config, train_ratings, test_ratings), "served_model": served, "models": results}
+    record = {
+        **_split_record(config, train_ratings, test_ratings),
+        "served_model": served, "ranker": ranker, "models": results,
+    }
 
     with timed_step(logger, "write artifacts") as step:
         paths = artifacts.save_artifacts(
             output_dir, train, fitted[served], dataset.movies[["movie_id", "title", "genres"]],
             np.sort(dataset.users["user_id"].to_numpy()), item_neighbors, metadata,
-            other_models=tuple(model for name, model in fitted.items() if name != served),
+            ranker=fitted[ranker],
+            other_models=tuple(model for name, model in fitted.items() if name not in (served, ranker)),
         )
         write_json(output_dir / "metrics.json", record)
-        step["detail"] = f"{len(paths) + 1} files in {output_dir}, serving {served}"
+        step["detail"] = f"{len(paths) + 1} files in {output_dir}, serving {served}, ranking with {ranker}"
 
     if config.figures:
         from .report import write_report
@@ -109,11 +118,15 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError("no model to train: pass --model NAME or --all")
     for name in config.models:
         get_model_class(name)
-    if config.serve is not None and config.serve not in config.models:
-        raise ValueError(
-            f"--serve {config.serve} names a model that is not trained in this run; "
-            f"trained: {', '.join(config.models)}"
-        )
+    for option, name in (("--serve", config.serve), ("--rank-with", config.rank_with)):
+        if name is not None and name not in config.models:
+            raise ValueError(
+                f"{option} {name} names a model that is not trained in this run; trained: {', '.join(config.models)}"
+            )
+    if config.serve is not None and not get_model_class(config.serve).predicts_ratings:
+        raise ValueError(f"--serve {config.serve}: this model ranks but does not predict ratings")
+    if not any(get_model_class(name).predicts_ratings for name in config.models):
+        raise ValueError("no rating model to serve: add a model other than a ranking-only one (e.g. item_knn)")
 
 
 # --- steps ---------------------------------------------------------------------
@@ -195,6 +208,12 @@ def fit_and_evaluate(name: str, train: TrainSet, test: pd.DataFrame, config: Tra
 
     with timed_step(logger, f"{name}: fit") as fit_step:
         model.fit(train, random_state=config.seed, **_fit_extras(model, user_index, item_index, test))
+    if not model.predicts_ratings:
+        result = {"fit_seconds": round(fit_step["seconds"], 3), "params": model.get_params()}
+        if config.ranking:
+            result.update(_ranking(model, train, test))
+        return model, result
+
     with timed_step(logger, f"{name}: predict {len(test):,} test ratings") as predict_step:
         predictions = model.predict(user_index, item_index)
 
@@ -237,12 +256,25 @@ def _ranking(model: Recommender, train: TrainSet, test: pd.DataFrame) -> dict:
     return result
 
 
-def choose_served_model(results: dict, serve: str | None) -> str:
-    """Return ``serve`` if given, else the trained model with the lowest test RMSE."""
+def choose_served_model(fitted: dict, results: dict, serve: str | None) -> str:
+    """Return ``serve`` if given, else the trained rating model with the lowest test RMSE."""
     if serve is not None:
         return serve
-    trained = {name: result for name, result in results.items() if "params" in result}
-    return min(trained, key=lambda name: trained[name]["rmse"])
+    rating_models = [name for name, model in fitted.items() if model.predicts_ratings]
+    return min(rating_models, key=lambda name: results[name]["rmse"])
+
+
+def choose_ranker(fitted: dict, results: dict, rank_with: str | None, served: str) -> str:
+    """Return ``rank_with`` if given, else the trained model with the highest NDCG@10.
+
+    Without ranking metrics (``--no-ranking``) the served model ranks too.
+    """
+    if rank_with is not None:
+        return rank_with
+    ranked = [name for name in fitted if "ndcg@10" in results[name]]
+    if not ranked:
+        return served
+    return max(ranked, key=lambda name: results[name]["ndcg@10"])
 
 
 def compute_item_neighbors(train: TrainSet) -> dict:

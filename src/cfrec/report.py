@@ -128,13 +128,18 @@ def plot_long_tail(ratings, figure_dir: Path) -> Path:
 
 
 def plot_model_comparison(models: dict, figure_dir: Path) -> Path:
-    names = list(models)
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, metric, better in ((axes[0], "rmse", "lower is better"), (axes[1], "accuracy", "higher is better")):
+    rated = [name for name, result in models.items() if "rmse" in result]
+    ranked = [name for name, result in models.items() if "ndcg@10" in result]
+    panels = [(rated, "rmse", "RMSE (lower is better)"), (rated, "accuracy", "accuracy (higher is better)")]
+    if ranked:
+        panels.append((ranked, "ndcg@10", "NDCG@10 (higher is better)"))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
+    for ax, (names, metric, label) in zip(np.atleast_1d(axes), panels):
         values = [models[name][metric] for name in names]
         ax.barh(names, values, color="#55a868")
         ax.invert_yaxis()
-        ax.set(xlabel=f"{metric.upper() if metric == 'rmse' else metric} ({better})", title=metric)
+        ax.set(xlabel=label, title=metric)
+        ax.set_xlim(0, max(values) * 1.25)
         for position, value in enumerate(values):
             ax.text(value, position, f" {value:.3f}", va="center", fontsize=8)
     return _save(figure, figure_dir / "model_comparison.png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import Predictions, Recommender
 from .baseline import Baseline
 from .blend import Blend
+from .ease import EASE
 from .item_knn import ItemKNN
 from .mf import MatrixFactorization
 from .popular import Popularity
@@ -13,7 +14,7 @@ from .user_knn import UserKNN
 
 MODELS: dict[str, type[Recommender]] = {
     model.name: model
-    for model in (UserCosine, Popularity, Baseline, UserKNN, ItemKNN, MatrixFactorization, Blend)
+    for model in (UserCosine, Popularity, Baseline, UserKNN, ItemKNN, MatrixFactorization, Blend, EASE)
 }
 
 

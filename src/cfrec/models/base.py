@@ -82,6 +82,8 @@ class Recommender:
     """
 
     name: ClassVar[str] = ""
+    # False for ranking-only models, whose scores are not on the rating scale.
+    predicts_ratings: ClassVar[bool] = True
     state_attributes: ClassVar[tuple[str, ...]] = ()
     # Fitted attributes saved in an artifact file of their own, by attribute name.
     separate_files: ClassVar[dict[str, str]] = {}

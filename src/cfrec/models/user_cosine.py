@@ -6,7 +6,6 @@ import logging
 import warnings
 
 import numpy as np
-from sklearn.metrics.pairwise import cosine_similarity
 
 from ..trainset import TrainSet
 from .base import Recommender, group_positions
@@ -52,12 +51,16 @@ class UserCosine(Recommender):
                 stacklevel=2,
             )
 
+        # Imported here: scikit-learn's pairwise module takes about a second to import,
+        # which the service would pay at start-up for a model it only loads.
+        from sklearn.metrics.pairwise import cosine_similarity
+
         similarity = cosine_similarity(train.user_items, dense_output=True).astype(np.float32)
         np.fill_diagonal(similarity, 0.0)
         self.user_similarity_ = similarity
 
     def _predict_known(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
-        item_users = self.train_.user_items.tocsc()
+        item_users, _ = self._matrices()
         estimate = np.full(len(user_index), np.nan)
 
         for item, positions in group_positions(item_index):
@@ -73,11 +76,18 @@ class UserCosine(Recommender):
 
     def _score_items(self, user_index: np.ndarray) -> np.ndarray:
         user_items = self.train_.user_items
-        rated = user_items.copy()
-        rated.data[:] = 1.0
-
+        _, rated = self._matrices()
         weights = self.user_similarity_[user_index]
         numerator = (user_items.T @ weights.T).T
         denominator = (rated.T @ np.abs(weights).T).T
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(denominator > 0, numerator / denominator, np.nan)
+
+    def _matrices(self):
+        """Return the training matrix by item (CSC) and its 0/1 copy, built once per training matrix."""
+        if getattr(self, "_matrices_of", None) is not self.train_:
+            rated = self.train_.user_items.copy()
+            rated.data[:] = 1.0
+            self._cached_matrices = (self.train_.user_items.tocsc(), rated)
+            self._matrices_of = self.train_
+        return self._cached_matrices
