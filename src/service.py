@@ -126,8 +126,10 @@ class CFRecommender:
     def __is_ready__(self) -> bool:
         return getattr(self, "recommender", None) is not None
 
+    # /predict costs about 0.15 ms of numpy work, less than a hop to BentoML's thread
+    # pool, so it runs on the event loop. The heavier endpoints stay synchronous.
     @bentoml.api(input_spec=request_envelope(PredictRequest))
-    def predict(self, request: PredictRequest) -> Prediction:
+    async def predict(self, request: PredictRequest) -> Prediction:
         """Estimate the rating a user would give a movie."""
         return self.recommender.predict(request)
 
