@@ -8,6 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from .progress import progress
+
 logger = logging.getLogger(__name__)
 
 # Rows of the items x items similarity computed at once: 1,024 x 84k float32 is 344 MB.
@@ -51,7 +53,7 @@ def top_k_item_neighbors(user_items: sp.csr_matrix, k: int = 100, adjusted: bool
     neighbor_index = np.full((n_items, k), -1, dtype=np.int32)
     similarity = np.full((n_items, k), np.nan, dtype=np.float32)
 
-    for start in range(0, n_items, BLOCK_SIZE):
+    for start in progress(range(0, n_items, BLOCK_SIZE), desc="similar movies, item blocks"):
         stop = min(start + BLOCK_SIZE, n_items)
         block = (item_vectors[start:stop] @ item_vectors.T).toarray()
         block[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # an item is not its own neighbor

@@ -8,7 +8,8 @@ from contextlib import contextmanager
 
 from tqdm.auto import tqdm
 
-_enabled = True
+# Off by default so the service and library callers print nothing; train.py turns it on.
+_enabled = False
 
 
 def set_progress(enabled: bool) -> None:

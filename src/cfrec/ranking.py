@@ -28,6 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .models.base import Recommender
+from .progress import progress
 from .trainset import TrainSet
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,8 @@ def ranking_metrics(
     totals = np.zeros(4)
     recommended_items = np.zeros(train.n_items, dtype=bool)
 
-    for start in range(0, len(users), batch_size):
+    batch_starts = progress(range(0, len(users), batch_size), desc=f"{model.name}: ranking, user batches")
+    for start in batch_starts:
         batch = users[start : start + batch_size]
         top_items, valid = top_k_unrated(model, train, batch, k)
         recommended_items[top_items[valid]] = True

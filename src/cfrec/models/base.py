@@ -23,9 +23,13 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..progress import progress
 from ..trainset import TrainSet
 
 logger = logging.getLogger(__name__)
+
+# Batches with at least this many groups get a progress bar (a test set, not a request).
+PROGRESS_MIN_GROUPS = 500
 
 RATING_MIN = 1.0
 RATING_MAX = 5.0
@@ -227,15 +231,19 @@ def _safe_divide(numerator: np.ndarray, denominator: np.ndarray, default: float)
     return out
 
 
-def group_positions(keys: np.ndarray):
+def group_positions(keys: np.ndarray, description: str = "groups"):
     """Yield ``(key, positions)`` for each distinct key, positions into ``keys``.
 
     Lets a model process a batch of pairs one item (or user) at a time with array
-    operations inside each group, instead of a Python loop per pair.
+    operations inside each group, instead of a Python loop per pair. Large batches
+    show a progress bar named ``description`` when progress bars are on.
     """
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
     ends = np.r_[starts[1:], len(keys)]
-    for start, end in zip(starts, ends):
+    bounds = zip(starts, ends)
+    if len(starts) >= PROGRESS_MIN_GROUPS:
+        bounds = progress(bounds, total=len(starts), desc=description)
+    for start, end in bounds:
         yield int(sorted_keys[start]), order[start:end]

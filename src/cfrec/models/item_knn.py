@@ -147,7 +147,7 @@ class ItemKNN(Recommender):
     def _predict_known(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
         residuals = self._prediction_residuals()
         deviation = np.full(len(user_index), np.nan)
-        for user, positions in group_positions(user_index):
+        for user, positions in group_positions(user_index, "item_knn: predict, by user"):
             start, end = residuals.indptr[user], residuals.indptr[user + 1]
             weights = self.item_similarity_[np.ix_(item_index[positions], residuals.indices[start:end])]
             deviation[positions], _ = top_k_weighted_mean(

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from ..progress import progress
 from ..trainset import TrainSet
 from .base import Recommender, check_non_negative, check_positive_int
 
@@ -121,7 +122,7 @@ class MatrixFactorization(Recommender):
         self.item_bias_ = np.zeros(train.n_items)
         self.history_ = []
 
-        for epoch in range(1, self.n_epochs + 1):
+        for epoch in progress(range(1, self.n_epochs + 1), desc="mf: ALS epochs"):
             start = time.perf_counter()
             # The steps are many small matrix products and solves, which threaded BLAS
             # slows down (4x for the solves at 100 factors, measured on 2 cores).

@@ -63,7 +63,7 @@ class UserCosine(Recommender):
         item_users, _ = self._matrices()
         estimate = np.full(len(user_index), np.nan)
 
-        for item, positions in group_positions(item_index):
+        for item, positions in group_positions(item_index, "user_cosine: predict, by movie"):
             start, end = item_users.indptr[item], item_users.indptr[item + 1]
             raters = item_users.indices[start:end]
             ratings = item_users.data[start:end].astype(np.float64)

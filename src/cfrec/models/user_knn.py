@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from ..neighbors import densify_if_small, row_dot_products, shrink_similarity, top_k_weighted_mean
+from ..progress import progress
 from ..trainset import TrainSet
 from .base import Recommender, check_non_negative, check_positive_int, group_positions
 
@@ -118,7 +119,7 @@ class UserKNN(Recommender):
         sorted_users = user_index[order]
         distinct = np.unique(sorted_users)
         block_size = max(1, MAX_BLOCK_ELEMENTS // self.train_.n_users)
-        for start in range(0, len(distinct), block_size):
+        for start in progress(range(0, len(distinct), block_size), desc="user_knn: predict, user blocks"):
             block_users = distinct[start : start + block_size]
             lo = np.searchsorted(sorted_users, block_users[0], side="left")
             hi = np.searchsorted(sorted_users, block_users[-1], side="right")
