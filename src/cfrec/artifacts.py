@@ -1,6 +1,6 @@
 """Writing and loading the trained artifacts in ``outputs/``.
 
-Every pickle holds a dict of standard objects only (numpy arrays, scipy.sparse
+Every pickle contains a dict of standard objects only (numpy arrays, scipy.sparse
 matrices, pandas frames, dict, str, int, float), so it loads whatever the import
 path of this package is. Each file carries ``format_version`` and the run's
 metadata. A run writes every file to a temporary name first and renames them into

@@ -28,7 +28,6 @@ from .trainset import TrainSet, train_test_split
 
 logger = logging.getLogger(__name__)
 
-SEED_PARITY_MODEL = "user_cosine"
 # Fast enough for about 30 s end to end on ML-1M; `--all` adds the slower blend.
 DEFAULT_MODELS = ("user_cosine", "popular", "item_knn", "ease")
 SIMILAR_MOVIES_K = 100
