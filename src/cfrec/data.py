@@ -61,6 +61,8 @@ DEFAULT_DATA_DIR = Path("data/ml-1m")
 DATA_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
 
 # md5 of the files in GroupLens' ml-1m.zip.
+# NOTE: only the ML-1M layout is read. ML-10M has half-star ratings and no users.dat,
+# and ML-25M/32M ship CSV files, so each needs its own file layout and checksums here.
 CHECKSUMS: dict[str, str] = {
     "ratings.dat": "a89aa3591bc97d6d4e0c89459ff39362",
     "movies.dat": "ef9fd9ff8d1b33faf73e2122c371e910",
