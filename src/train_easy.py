@@ -107,7 +107,8 @@ for item in np.unique(test_items[both]):
     with np.errstate(invalid="ignore", divide="ignore"):
         predicted[rows] = np.where(denominator > 0, weights @ their_ratings / denominator, np.nan)
 
-# Cold start: a pair without an estimate falls back to a mean (see README).
+# Cold start: a pair without an estimate falls back to the user's mean, an unknown
+# user to the movie's mean, and both unknown to the global mean (src/cfrec/models/base.py).
 no_estimate = known_user & known_item & np.isnan(predicted)
 use_user_mean = no_estimate | (known_user & ~known_item)
 use_item_mean = ~known_user & known_item

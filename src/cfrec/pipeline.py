@@ -94,12 +94,15 @@ def run_training(config: TrainConfig) -> dict:
         "served_model": served, "ranker": ranker, "models": results,
     }
 
+    # user_similarity.pkl is written whenever user_cosine is trained, because users of the
+    # original project know the file; other models that are not served leave no files.
+    seed_parity = tuple(fitted[name] for name in ("user_cosine",) if name in fitted and name not in (served, ranker))
     with timed_step(logger, "write artifacts") as step:
         paths = artifacts.save_artifacts(
             output_dir, train, fitted[served], dataset.movies[["movie_id", "title", "genres"]],
             np.sort(dataset.users["user_id"].to_numpy()), item_neighbors, metadata,
             ranker=fitted[ranker],
-            other_models=tuple(model for name, model in fitted.items() if name not in (served, ranker)),
+            other_models=seed_parity,
         )
         write_json(output_dir / "metrics.json", record)
         step["detail"] = f"{len(paths) + 1} files in {output_dir}, serving {served}, ranking with {ranker}"
