@@ -82,6 +82,18 @@ def test_serve_option_picks_model(fixture_data_dir, tmp_path):
     assert (tmp_path / "user_similarity.pkl").is_file()
 
 
+def test_rerun_removes_stale_model_files(fixture_data_dir, tmp_path):
+    common = dict(data_dir=fixture_data_dir, output_dir=tmp_path, verify_checksums=False, figures=False)
+    pipeline.run_training(pipeline.TrainConfig(models=("user_cosine", "item_knn"), serve="item_knn", **common))
+    assert (tmp_path / "user_similarity.pkl").is_file()
+    assert (tmp_path / "item_similarity.pkl").is_file()
+
+    pipeline.run_training(pipeline.TrainConfig(models=("baseline",), **common))
+    assert not (tmp_path / "user_similarity.pkl").exists()
+    assert not (tmp_path / "item_similarity.pkl").exists()
+    assert load_artifacts(tmp_path).model.name == "baseline"
+
+
 def test_serve_must_be_trained(fixture_data_dir, tmp_path):
     config = pipeline.TrainConfig(data_dir=fixture_data_dir, output_dir=tmp_path, verify_checksums=False,
                                   models=("user_cosine",), serve="baseline")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .models import get_model_class
+from .models import MODELS, get_model_class
 from .models.base import Recommender
 from .trainset import TrainSet
 
@@ -113,7 +113,17 @@ def save_artifacts(
     # Renames are atomic each; doing them together, last, keeps the window small.
     for name, temporary in staged.items():
         os.replace(temporary, output_dir / name)
+    _remove_stale_model_files(output_dir, keep=set(staged))
     return [output_dir / name for name in staged]
+
+
+def _remove_stale_model_files(output_dir: Path, keep: set[str]) -> None:
+    """Delete model files that an earlier run wrote and this one did not, so a bento packs none."""
+    known = {name for model in MODELS.values() for name in model.separate_files.values()}
+    for name in sorted(known - keep):
+        if (output_dir / name).is_file():
+            (output_dir / name).unlink()
+            logger.info("removed %s: the current run does not use it", output_dir / name)
 
 
 def _model_contents(model: Recommender, file_name: str, record: dict) -> dict:
