@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    set_progress(not args.quiet)
+    set_progress(not args.quiet and sys.stderr.isatty())  # no bars in redirected logs
 
     try:
         record = pipeline.run_training(config_from_args(args))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 from math import sqrt
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import real_data_dir
 
 from cfrec.models import MODELS
 from cfrec.models.base import (
@@ -21,22 +20,6 @@ from cfrec.models.base import (
     NotFittedError,
 )
 from cfrec.trainset import TrainSet, train_test_split
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-MACHINE_DATA_DIR = Path("/work/shared/data/ml-1m")
-
-
-def ml1m_data_dir() -> Path | None:
-    """Return the folder with MovieLens 1M's ratings.dat, or None if there is none.
-
-    Looks at $CF_DATA_DIR, then data/ml-1m in the repository, then ``MACHINE_DATA_DIR``.
-    """
-    candidates = (os.environ.get("CF_DATA_DIR"), REPO_ROOT / "data" / "ml-1m", MACHINE_DATA_DIR)
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "ratings.dat").is_file():
-            return Path(candidate)
-    return None
-
 
 MODEL_NAMES = sorted(MODELS)
 
@@ -376,7 +359,7 @@ RMSE_BANDS = {
 
 @pytest.fixture(scope="module")
 def ml1m_split():
-    data_dir = ml1m_data_dir()
+    data_dir = real_data_dir()
     if data_dir is None:
         pytest.skip("MovieLens 1M ratings.dat not found: set CF_DATA_DIR or run `make data`")
     from cfrec.data import load_ratings

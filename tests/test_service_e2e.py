@@ -131,9 +131,12 @@ def test_served_livez(server):
 
 
 def test_metrics_count_by_endpoint_and_outcome(server):
-    httpx.post(f"{server}/similar_movies", json={"request": {"movie_id": 1193}}, timeout=10)
-    httpx.post(f"{server}/similar_movies", json={"request": {"movie_id": 99_999}}, timeout=10)
-    httpx.post(f"{server}/similar_movies", json={"request": {"movie_id": 0}}, timeout=10)
+    found = httpx.post(f"{server}/similar_movies", json={"request": {"movie_id": 1193}}, timeout=30)
+    unknown = httpx.post(f"{server}/similar_movies", json={"request": {"movie_id": 99_999}}, timeout=30)
+    invalid = httpx.post(f"{server}/similar_movies", json={"request": {"movie_id": 0}}, timeout=30)
+    assert found.status_code == 200
+    assert unknown.status_code == 404
+    assert invalid.status_code == 400
 
     response = httpx.get(f"{server}/metrics", timeout=10)
 

@@ -90,15 +90,15 @@ def _table(models: dict, columns: tuple[str, ...], include) -> list[str]:
     ]
     for name, result in models.items():
         if include(result):
-            cells = [name] + [_format(result.get(column)) for column in columns[1:]]
+            cells = [name] + [_format(result.get(column), column) for column in columns[1:]]
             rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 
-def _format(value) -> str:
+def _format(value, column: str) -> str:
     if value is None:
         return "-"
-    return f"{value:.4f}" if isinstance(value, float) and abs(value) < 10 else f"{value:.1f}"
+    return f"{value:.2f}" if column.endswith("_seconds") else f"{value:.4f}"
 
 
 # --- figures -------------------------------------------------------------------
