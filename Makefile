@@ -22,7 +22,7 @@ install: $(INSTALLED)
 
 # Downloads ml-1m.zip from GroupLens (or $$CF_DATA_URL) and verifies it.
 data: install
-	$(BIN)/python -c 'import sys; sys.path.insert(0, "src"); from cfrec import data; data.ensure_dataset(data.resolve_data_dir())'
+	$(BIN)/python src/train.py --download-only
 
 train: install
 	$(BIN)/python src/train.py

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--all", action="store_true", help="train and compare every model")
     parser.add_argument(
+        "--download-only", action="store_true", help="get and verify the data, then exit without training"
+    )
+    parser.add_argument(
         "--serve", choices=sorted(MODELS), metavar="NAME", default=None,
         help="model the service serves (default: the trained model with the lowest test RMSE)",
     )
@@ -109,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     set_progress(not args.quiet and sys.stderr.isatty())  # no bars in redirected logs
 
     try:
+        if args.download_only:
+            config = config_from_args(args)
+            data_dir = data.resolve_data_dir(config.data_dir)
+            data.ensure_dataset(data_dir, url=config.data_url, verify=config.verify_checksums, progress=True)
+            logger.info("data ready in %s", data_dir)
+            return 0
         record = pipeline.run_training(config_from_args(args))
     except (data.DataError, ArtifactError, ValueError, OSError) as error:
         logger.error("%s", error)

@@ -27,7 +27,8 @@ def test_help_documents_every_option():
     result = run([*TRAIN, "--help"], env={"COLUMNS": "200"})
     assert result.returncode == 0
     for option in ("--data-dir", "--output-dir", "--data-url", "--test-size", "--seed", "--model", "--all",
-                   "--serve", "--skip-checksum", "--no-ranking", "--no-figures", "--quiet"):
+                   "--serve", "--rank-with", "--skip-checksum", "--no-ranking", "--no-figures", "--quiet",
+                   "--download-only"):
         assert option in result.stdout, option
     assert "default: 0.2" in result.stdout
     assert "default: 42" in result.stdout
@@ -54,6 +55,41 @@ def test_missing_data_without_network_is_clear(tmp_path):
     assert url in result.stderr
     assert str(missing) in result.stderr
     assert not missing.exists() or not any(missing.iterdir())
+
+
+def test_download_only_fetches_and_stops(fixture_data_dir, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "mirror.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for name in ("ratings.dat", "movies.dat", "users.dat"):
+            bundle.write(fixture_data_dir / name, f"ml-1m/{name}")
+    target = tmp_path / "data" / "ml-1m"
+
+    result = run([*TRAIN, "--download-only", "--data-dir", str(target), "--data-url", archive.as_uri()])
+
+    # The fixture's checksums differ from the release's, so the download is rejected cleanly.
+    assert result.returncode == 1
+    assert "md5" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (target / "ratings.dat").exists()
+
+
+@pytest.mark.skipif(real_data_dir() is None, reason="MovieLens 1M not found in $CF_DATA_DIR or data/ml-1m")
+def test_download_only_verifies_release(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "ml-1m.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for name in ("ratings.dat", "movies.dat", "users.dat"):
+            bundle.write(real_data_dir() / name, f"ml-1m/{name}")
+    target = tmp_path / "data" / "ml-1m"
+
+    result = run([*TRAIN, "--download-only", "--data-dir", str(target), "--data-url", archive.as_uri()])
+
+    assert result.returncode == 0, result.stderr
+    assert (target / "ratings.dat").stat().st_size == (real_data_dir() / "ratings.dat").stat().st_size
+    assert not (tmp_path / "out").exists()
 
 
 def test_train_on_fixture_writes_outputs(fixture_data_dir, tmp_path):
