@@ -91,6 +91,12 @@ class CFRecommender:
     """Rating predictions, recommendations and similar movies from one training run."""
 
     def __init__(self) -> None:
+        # BentoML's server logging leaves the root logger at WARNING, which would drop
+        # this package's INFO lines (the start-up summary) unless the level is set here.
+        package_logger = logging.getLogger(__name__.rpartition(".")[0] or __name__)
+        if package_logger.level == logging.NOTSET:
+            package_logger.setLevel(logging.INFO)
+
         artifact_dir = artifact_directory()
         try:
             artifacts = load_artifacts(artifact_dir)
