@@ -1,9 +1,9 @@
 """Day 7 - collaborative filtering, step by step.
 
-A walk-through to read from top to bottom: load the MovieLens 1M ratings, split
-them into train and test, build the user-item matrix from the training ratings
-only, compute user-user cosine similarity, predict the test ratings, evaluate
-them and pickle the results. It prints what each step produced.
+A walk-through to read from top to bottom. It loads the MovieLens 1M ratings and
+splits them into train and test. It builds the user-item matrix from the training
+ratings only and computes user-user cosine similarity. Then it predicts the test
+ratings, evaluates them and pickles the results, printing what each step produced.
 
 `src/train.py` runs the same computation as reusable functions (plus better
 models); for the same --seed both print the same metrics for `user_cosine`.
@@ -55,7 +55,7 @@ train = ratings.iloc[np.sort(order[n_test:])].reset_index(drop=True)
 print(f"[2] train: {len(train):,} ratings, test: {len(test):,} ratings (seed {args.seed})")
 
 # 3. Build the user-item matrix from TRAIN only ----------------------------------
-# Using test ratings here would leak the answers into the similarities.
+# Using test ratings here would leak the test set's ratings into the similarities.
 user_ids, user_index = np.unique(train["user_id"].to_numpy(), return_inverse=True)
 movie_ids, item_index = np.unique(train["movie_id"].to_numpy(), return_inverse=True)
 user_items = csr_matrix(

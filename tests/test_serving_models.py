@@ -1,4 +1,4 @@
-"""Every model can be served: artifacts load and each endpoint's logic answers."""
+"""Every rating model can be served: its artifacts load and each endpoint's logic returns a result."""
 
 import pytest
 

@@ -4,7 +4,7 @@ Every pickle contains a dict of standard objects only (numpy arrays, scipy.spars
 matrices, pandas frames, dict, str, int, float), so it loads whatever the import
 path of this package is. Each file carries ``format_version`` and the run's
 metadata. A run writes every file to a temporary name first and renames them into
-place at the end, so an interrupted run leaves the previous set loadable; the
+place at the end, so an interrupted run leaves the previous set loadable. The
 loader checks that all files come from the same run.
 """
 

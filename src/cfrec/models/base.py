@@ -1,6 +1,6 @@
 """The contract every rating model follows, and the shared cold-start fallback.
 
-A model is fitted on a :class:`~cfrec.trainset.TrainSet` and then answers in matrix
+A model is fitted on a :class:`~cfrec.trainset.TrainSet` and then works in matrix
 indices: ``predict`` estimates a batch of (user_index, item_index) pairs and
 ``score_items`` scores every item for a batch of users. Raw ids are mapped to
 indices by the trainset; ``UNKNOWN_INDEX`` (-1) marks an id absent from training.

@@ -25,10 +25,10 @@ class UserCosine(Recommender):
         r_hat(u, i) = sum_{v in N(i)} sim(u, v) * r(v, i) / sum_{v in N(i)} |sim(u, v)|
 
     ``sim`` is the cosine of the two users' zero-filled rating rows, and a user is
-    never their own neighbor. When the denominator is zero (nobody similar rated
-    the item) the model has no estimate and the base class falls back to the user's
-    mean. The dense users x users similarity is kept for parity with the original
-    project, so the model refuses more than ``MAX_DENSE_USERS`` users.
+    never their own neighbor. When the denominator is zero (no user with a non-zero
+    similarity rated the item), the model has no estimate and the base class falls
+    back to the user's mean. The dense users x users similarity is kept for parity
+    with the original project, so the model rejects more than ``MAX_DENSE_USERS`` users.
     """
 
     name = "user_cosine"
