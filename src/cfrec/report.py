@@ -13,6 +13,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .progress import progress  # noqa: E402
+
 FIGURE_DIR = "figures"
 RATING_COLUMNS = ("rmse", "mae", "accuracy", "coverage", "fit_seconds", "predict_seconds")
 RANKING_COLUMNS = ("precision@10", "recall@10", "ndcg@10", "hit@10", "coverage@10")
@@ -36,16 +38,19 @@ def write_report(output_dir: Path, record: dict, dataset, train, test, fitted: d
     """Write report.md and the figures; return the report's path."""
     figure_dir = output_dir / FIGURE_DIR
     figure_dir.mkdir(parents=True, exist_ok=True)
-    figures = {
-        "rating distribution": plot_rating_distribution(dataset.ratings, figure_dir),
-        "ratings per user and per movie": plot_long_tail(dataset.ratings, figure_dir),
-        "model comparison": plot_model_comparison(record["models"], figure_dir),
-    }
-    curve = plot_learning_curves(record["models"], figure_dir)
-    if curve is not None:
-        figures["learning curve"] = curve
     served = fitted[record["served_model"]]
-    figures["error distribution of the served model"] = plot_error_distribution(served, train, test, figure_dir)
+    plots = {
+        "rating distribution": lambda: plot_rating_distribution(dataset.ratings, figure_dir),
+        "ratings per user and per movie": lambda: plot_long_tail(dataset.ratings, figure_dir),
+        "model comparison": lambda: plot_model_comparison(record["models"], figure_dir),
+        "learning curve": lambda: plot_learning_curves(record["models"], figure_dir),
+        "error distribution of the served model": lambda: plot_error_distribution(served, train, test, figure_dir),
+    }
+    figures = {}
+    for title, plot in progress(plots.items(), total=len(plots), desc="figures"):
+        path = plot()
+        if path is not None:  # no learning curve without a model that records one
+            figures[title] = path
 
     path = output_dir / "report.md"
     path.write_text(render_report(record, figures, output_dir), encoding="utf-8")
