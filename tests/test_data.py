@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import real_data_dir
 
-from cfrec import data
+from cfrec import data, parsing
 
 RATINGS = b"1::10::5::978300760\n1::20::3::978302109\n2::10::4::978301968\n"
 MOVIES = (
@@ -142,7 +142,7 @@ def test_fast_and_line_parsers_agree(tmp_path):
     path = write_file(tmp_path, "ratings.dat", content)
 
     loaded = data.load_ratings(path)
-    scanned = data._parse_lines(content, data._RATINGS, path)
+    scanned = parsing._parse_lines(content, parsing._RATINGS, path)
 
     assert len(loaded) == 5000
     assert loaded.dtypes.to_dict() == scanned.dtypes.to_dict()
