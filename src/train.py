@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-url", default=None,
         help=f"where to download ml-1m.zip when the data is absent (default: $CF_DATA_URL, else {data.DATA_URL})",
     )
+
     parser.add_argument(
         "--skip-checksum", action="store_true",
         help="accept data files whose md5 differs from the official release (downloads are always checked)",
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--test-size", type=_fraction, default=0.2, help="share of ratings held out for testing (default: 0.2)"
     )
     parser.add_argument("--seed", type=int, default=42, help="random seed of the split and of the models (default: 42)")
+
     parser.add_argument(
         "--model", action="append", choices=sorted(MODELS), metavar="NAME", dest="models",
         help=f"model to train; repeat for several (choices: {', '.join(sorted(MODELS))}; "
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rank-with", choices=sorted(MODELS), metavar="NAME", default=None,
         help="model whose scores order /recommend (default: the trained model with the highest NDCG@10)",
     )
+
     parser.add_argument("--no-ranking", action="store_true", help="skip the top-10 ranking metrics")
     parser.add_argument("--no-figures", action="store_true", help="skip outputs/report.md and the figures")
     parser.add_argument("--quiet", action="store_true", help="log warnings only and hide progress bars")

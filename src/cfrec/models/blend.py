@@ -158,9 +158,9 @@ def _split_ratings(train: TrainSet, holdout_size: float, rng: np.random.Generato
     held_out = np.zeros(user_items.nnz, dtype=bool)
     held_out[rng.permutation(user_items.nnz)[:n_holdout]] = True
 
-    kept = ~held_out
+    in_fit = ~held_out
     fit_matrix = sp.csr_matrix(
-        (user_items.data[kept], (user_items.row[kept], user_items.col[kept])), shape=user_items.shape
+        (user_items.data[in_fit], (user_items.row[in_fit], user_items.col[in_fit])), shape=user_items.shape
     )
     fit_matrix.sort_indices()
     fit_part = TrainSet(user_items=fit_matrix, user_ids=train.user_ids, movie_ids=train.movie_ids)

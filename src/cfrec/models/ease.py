@@ -14,8 +14,8 @@ logger = logging.getLogger(__name__)
 
 # The fit inverts a dense items x items matrix: 8 * n_items**2 bytes in float64,
 # 108 MB for ML-1M's 3,679 training movies and 7.2 GB at 30,000.
-# NOTE: ML-25M/32M have more movies than this; they need the catalogue pruned to the
-# most rated movies, or a sparse approximation, before EASE can rank them.
+# NOTE: ML-25M and ML-32M have more movies than this limit. EASE can rank them only
+# after the catalogue is pruned to the most rated movies or the model is made sparse.
 MAX_ITEMS = 30_000
 
 
